@@ -63,5 +63,11 @@ export interface SyncStore {
    */
   withConnectionLock<T>(connectionId: string, work: (unit: SyncUnit) => Promise<T>): Promise<T>;
   /** Records a sync that failed (outcome only, no effect); best effort. */
-  recordFailedRun?(connectionId: string, listId: string, startedAt: Date, error: string, traceId: string | null): Promise<void>;
+  recordFailedRun?(
+    connectionId: string,
+    listId: string,
+    startedAt: Date,
+    error: string,
+    traceId: string | null,
+  ): Promise<void>;
 }
