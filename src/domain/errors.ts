@@ -22,7 +22,8 @@ export class SyncError extends Error {
 }
 
 export const UNAUTHORIZED_MESSAGE = "Unauthorized";
-export const INTERNAL_MESSAGE = "internal error: the sync did not complete and changed nothing; retry, and report it to the operator if it persists";
+export const INTERNAL_MESSAGE =
+  "internal error: the sync did not complete and changed nothing; retry, and report it to the operator if it persists";
 export const DB_UNAVAILABLE_MESSAGE = "database unavailable: the sync changed nothing; retry in a few seconds";
 
 export function unauthenticated(): SyncError {

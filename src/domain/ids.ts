@@ -30,5 +30,4 @@ export function requireAccountId(value: unknown): string {
 
 export const CONNECTION_REQUIRED_MESSAGE = "x-connection-id header is required";
 /** One message for unknown, foreign, disabled and malformed connections: they must look the same. */
-export const CONNECTION_INVALID_MESSAGE =
-  "x-connection-id must name an active connection of this API key's account";
+export const CONNECTION_INVALID_MESSAGE = "x-connection-id must name an active connection of this API key's account";

@@ -1,11 +1,11 @@
-import { type Span, SpanStatusCode, trace } from "@opentelemetry/api";
-import { SyncError, asSyncError } from "../domain/errors";
-import { requireListId } from "../domain/ids";
+import { isSpanContextValid, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
+import { asSyncError, invalidArgument, type SyncError } from "../domain/errors";
+import { isConnectionId, requireListId } from "../domain/ids";
 import { toMediaItem } from "../domain/media";
-import { type SyncCounters, planSync, removalCandidates } from "../domain/planner";
+import { planSync, removalCandidates, type SyncCounters } from "../domain/planner";
 import type { CredentialStore, SyncStore } from "../store/types";
 import type { AccessApi, FetchProgress } from "../upstream/types";
-import { type Credentials, authorize } from "./auth";
+import { authorize, type Credentials } from "./auth";
 
 export interface SyncResult {
   listId: string;
@@ -19,6 +19,7 @@ export interface SyncOptions {
 
 /** Called once per finished sync, success or failure: metrics and the log line hang here. */
 export interface SyncObserver {
+  syncStarted?(): void;
   syncFinished(event: {
     listId: string | null;
     connectionId: string | null;
@@ -53,16 +54,38 @@ export class SyncService {
     this.now = deps.now ?? (() => new Date());
   }
 
+  /** SyncList as clients call it: API key first, then the connection, then the list id. */
   syncList(listId: string, credentials: Credentials, options: SyncOptions = {}): Promise<SyncResult> {
+    return this.traced(listId, options, () =>
+      authorize(this.deps.credentials, credentials).then((p) => p.connectionId),
+    );
+  }
+
+  /**
+   * The operator's path (CLI `sync`): whoever holds the database credentials may sync
+   * any active connection, no API key involved.
+   */
+  syncConnection(connectionId: string, listId: string, options: SyncOptions = {}): Promise<SyncResult> {
+    return this.traced(listId, options, async () => {
+      const connection = isConnectionId(connectionId) ? await this.deps.credentials.findConnection(connectionId) : null;
+      if (!connection?.active)
+        throw invalidArgument(
+          `connection ${JSON.stringify(connectionId)} is unknown or disabled; see \`vaultplus connections create\``,
+        );
+      return connection.id;
+    });
+  }
+
+  private traced(listId: string, options: SyncOptions, authorizeCall: () => Promise<string>): Promise<SyncResult> {
     return tracer.startActiveSpan("SyncList", async (span) => {
       const started = performance.now();
       const startedAt = this.now();
-      const traceId = span.spanContext().traceId;
+      this.deps.observer?.syncStarted?.();
+      const traceId = isSpanContextValid(span.spanContext()) ? span.spanContext().traceId : null;
       let connectionId: string | null = null;
       let validListId: string | null = null;
       try {
-        const principal = await authorize(this.deps.credentials, credentials);
-        connectionId = principal.connectionId;
+        connectionId = await authorizeCall();
         span.setAttribute("vaultplus.connection_id", connectionId);
         validListId = requireListId(listId);
         span.setAttribute("vaultplus.list_id", validListId);
@@ -81,7 +104,7 @@ export class SyncService {
         return { listId: validListId, counters };
       } catch (err) {
         const error = asSyncError(err);
-        span.recordException(error.kind === "internal" && err instanceof Error ? err : error);
+        span.recordException(error);
         span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
         span.setAttribute("vaultplus.error_kind", error.kind);
         this.deps.observer?.syncFinished({
@@ -93,6 +116,9 @@ export class SyncService {
           error,
           traceId,
         });
+        if (connectionId && validListId && error.kind !== "db_unavailable") {
+          await this.deps.store.recordFailedRun?.(connectionId, validListId, startedAt, error.message, traceId);
+        }
         throw error;
       } finally {
         span.end();
@@ -104,7 +130,7 @@ export class SyncService {
     connectionId: string,
     listId: string,
     startedAt: Date,
-    traceId: string,
+    traceId: string | null,
     options: SyncOptions,
   ): Promise<SyncCounters> {
     const fetched = await this.deps.upstream.fetchList(connectionId, listId, options);

@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { type UpstreamMedia, fingerprint, toMetadata } from "../../src/domain/media";
+import { fingerprint, toMetadata, type UpstreamMedia } from "../../src/domain/media";
 
 function photo(over: Partial<UpstreamMedia> = {}): UpstreamMedia {
   return {
@@ -39,8 +39,14 @@ describe("fingerprint", () => {
     ["duration", { duration: 12 }],
     ["isReady", { isReady: false }],
     ["hasCustomPreview", { hasCustomPreview: true }],
-    ["a variant's size", { files: { full: { url: "u", width: 1080, height: 1350, size: 1 }, thumb: photo().files?.thumb } }],
-    ["a variant's width", { files: { full: { url: "u", width: 1, height: 1350, size: 200123 }, thumb: photo().files?.thumb } }],
+    [
+      "a variant's size",
+      { files: { full: { url: "u", width: 1080, height: 1350, size: 1 }, thumb: photo().files?.thumb } },
+    ],
+    [
+      "a variant's width",
+      { files: { full: { url: "u", width: 1, height: 1350, size: 200123 }, thumb: photo().files?.thumb } },
+    ],
     ["a new variant", { files: { ...photo().files, preview: { url: "u", width: 10, height: 10, size: 10 } } }],
   ] as Array<[string, Partial<UpstreamMedia>]>) {
     it(`changes when ${name} changes`, () => {

@@ -5,9 +5,9 @@ import {
   type BaselineMember,
   type CacheEntryView,
   type PlanInput,
-  type SyncPlan,
   planSync,
   removalCandidates,
+  type SyncPlan,
 } from "../../src/domain/planner";
 
 /**

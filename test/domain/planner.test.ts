@@ -44,7 +44,12 @@ describe("planSync: SPEC §3 table", () => {
   it("no cache entry → addedItems, entry created", () => {
     const p = plan({ current: [item(1)] });
     expect(p.counters).to.deep.equal({
-      seen: 1, addedItems: 1, updatedItems: 0, removedItems: 0, unchangedItems: 0, adoptedItems: 0,
+      seen: 1,
+      addedItems: 1,
+      updatedItems: 0,
+      removedItems: 0,
+      unchangedItems: 0,
+      adoptedItems: 0,
     });
     expect(p.create.map((m) => m.id)).to.deep.equal([1]);
     expect(p.baselineWrites).to.deep.equal([{ mediaId: 1, fingerprint: "fp1", firstAddedAt: null }]);
@@ -79,7 +84,12 @@ describe("planSync: SPEC §3 table", () => {
   it("current entry in the previous baseline → unchangedItems, nothing written", () => {
     const p = plan({ previous: baseline(1), cache: new Map([[1, entry("fp1")]]), current: [item(1)] });
     expect(p.counters).to.deep.equal({
-      seen: 1, addedItems: 0, updatedItems: 0, removedItems: 0, unchangedItems: 1, adoptedItems: 0,
+      seen: 1,
+      addedItems: 0,
+      updatedItems: 0,
+      removedItems: 0,
+      unchangedItems: 1,
+      adoptedItems: 0,
     });
     expect(p.create).to.deep.equal([]);
     expect(p.refresh).to.deep.equal([]);
@@ -94,9 +104,20 @@ describe("planSync: SPEC §3 table", () => {
   });
 
   it("first sync adopts every current entry and removes nothing", () => {
-    const p = plan({ cache: new Map([[1, entry("fp1")], [9, entry("fp9")]]), current: [item(1), item(2)] });
+    const p = plan({
+      cache: new Map([
+        [1, entry("fp1")],
+        [9, entry("fp9")],
+      ]),
+      current: [item(1), item(2)],
+    });
     expect(p.counters).to.deep.equal({
-      seen: 2, addedItems: 1, updatedItems: 0, removedItems: 0, unchangedItems: 0, adoptedItems: 1,
+      seen: 2,
+      addedItems: 1,
+      updatedItems: 0,
+      removedItems: 0,
+      unchangedItems: 0,
+      adoptedItems: 1,
     });
     expect(p.leave).to.deep.equal([]);
     expect(p.purge).to.deep.equal([]);
@@ -125,13 +146,21 @@ describe("planSync: SPEC §3 table", () => {
     const p = plan({ current: [item(1, "a"), item(2), item(1, "b")] });
     expect(p.counters.seen).to.equal(2);
     expect(p.counters.addedItems).to.equal(2);
-    expect(p.create.map((m) => [m.id, m.fingerprint])).to.deep.equal([[1, "a"], [2, "fp2"]]);
+    expect(p.create.map((m) => [m.id, m.fingerprint])).to.deep.equal([
+      [1, "a"],
+      [2, "fp2"],
+    ]);
   });
 
   it("an empty current list after a baseline removes every unowned member", () => {
     const p = plan({ previous: baseline(1, 2), current: [] });
     expect(p.counters).to.deep.equal({
-      seen: 0, addedItems: 0, updatedItems: 0, removedItems: 2, unchangedItems: 0, adoptedItems: 0,
+      seen: 0,
+      addedItems: 0,
+      updatedItems: 0,
+      removedItems: 2,
+      unchangedItems: 0,
+      adoptedItems: 0,
     });
   });
 
