@@ -1,5 +1,10 @@
 #!/usr/bin/env node
 
-// Entry point of the `vaultplus` CLI: telemetry must be set up before the
-// instrumented modules (http, grpc-js, mysql2, knex) are first required.
+// Telemetry must be set up before the instrumented modules (http, grpc-js, undici,
+// mysql2, knex) are first required, so it starts here, ahead of the CLI itself.
+// Admin commands (keys, connections, migrate) do not trace.
+const command = process.argv[2];
+if (command === "serve" || command === "local" || command === "sync") {
+  require("../dist/src/telemetry/setup.js").startTelemetry();
+}
 require("../dist/src/cli/main.js").main(process.argv);

@@ -3,13 +3,16 @@ import type { Config } from "./config";
 import { syncLogObserver } from "./service/sync-log";
 import { type SyncObserver, SyncService } from "./service/sync-service";
 import { AdminStore } from "./store/admin";
-import { createKnex } from "./store/db";
+import { createKnex, describeDatabaseUrl } from "./store/db";
 import { classifyDbError, KnexStore } from "./store/knex-store";
 import { migrateLatest, migrationStatus } from "./store/migrations";
 import type { Logger } from "./telemetry/log";
+import { createSyncMetrics } from "./telemetry/metrics";
+import type { Telemetry } from "./telemetry/setup";
+import { GrpcHealth } from "./transport/grpc/health";
 import { startGrpcServer } from "./transport/grpc/server";
-import { startHttpServer } from "./transport/http/server";
-import { HttpAccessApi } from "./upstream/http-client";
+import { type Readiness, startHttpServer } from "./transport/http/server";
+import { HttpAccessApi, type UpstreamObserver } from "./upstream/http-client";
 
 /**
  * The composition root: one place that turns configuration into running parts.
@@ -33,11 +36,6 @@ export function openStores(config: Config): Stores {
   };
 }
 
-export interface Readiness {
-  ready: boolean;
-  reason?: string;
-}
-
 export async function checkReadiness(stores: Stores): Promise<Readiness> {
   try {
     await stores.store.ping();
@@ -54,12 +52,18 @@ export async function checkReadiness(stores: Stores): Promise<Readiness> {
   }
 }
 
+export interface ServiceWiring {
+  observers?: SyncObserver[];
+  upstreamObserver?: UpstreamObserver;
+}
+
 export function createSyncService(
   config: Config,
   stores: Stores,
   upstream: { url: string; apiKey: string },
-  observers: SyncObserver[],
+  wiring: ServiceWiring = {},
 ): SyncService {
+  const observers = wiring.observers ?? [];
   return new SyncService({
     credentials: stores.store,
     store: stores.store,
@@ -70,8 +74,12 @@ export function createSyncService(
       maxListItems: config.maxListItems,
       timeoutMs: config.upstreamTimeoutMs,
       deadlineMs: config.upstreamDeadlineMs,
+      ...(wiring.upstreamObserver ? { observer: wiring.upstreamObserver } : {}),
     }),
     observer: {
+      syncStarted: () => {
+        for (const o of observers) o.syncStarted?.();
+      },
       syncFinished: (event) => {
         for (const o of observers) o.syncFinished(event);
       },
@@ -88,44 +96,65 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/** How often gRPC health follows readiness (database reachable, migrations current). */
+const HEALTH_POLL_MS = 5000;
+
 export async function startService(options: {
   config: Config;
   upstream: { url: string; apiKey: string };
   log: Logger;
   migrate?: boolean;
-  observers?: SyncObserver[];
+  telemetry?: Telemetry | undefined;
 }): Promise<RunningService> {
   const { config, log } = options;
   const stores = openStores(config);
+  const closers: Array<() => Promise<void>> = [];
   try {
     if (options.migrate) {
       const applied = await migrateLatest(stores.knex);
-      log.info({ applied }, "migrations applied");
+      log.info({ applied }, applied.length ? "migrations applied" : "database is up to date");
     }
-    const service = createSyncService(config, stores, options.upstream, [
-      syncLogObserver(log),
-      ...(options.observers ?? []),
-    ]);
-    const grpc = await startGrpcServer({ handler: service }, { host: config.host, port: config.grpcPort });
-    const http = await startHttpServer(
-      { handler: service, readiness: () => checkReadiness(stores) },
-      { host: config.host, port: config.httpPort },
-    ).catch(async (err: unknown) => {
-      await grpc.close();
-      throw err;
+    const metrics = createSyncMetrics();
+    const service = createSyncService(config, stores, options.upstream, {
+      observers: [syncLogObserver(log), metrics],
+      upstreamObserver: metrics.upstream,
     });
-    log.info({ http_port: http.port, grpc_port: grpc.port }, "serving");
+
+    const health = new GrpcHealth(false);
+    const readiness = async (): Promise<Readiness> => {
+      const state = await checkReadiness(stores);
+      health.setServing(state.ready);
+      return state;
+    };
+    const grpc = await startGrpcServer({ handler: service, health }, { host: config.host, port: config.grpcPort });
+    closers.push(() => grpc.close());
+    const metricsHandler = options.telemetry?.metricsHandler;
+    const http = await startHttpServer(
+      { handler: service, readiness, ...(metricsHandler ? { metrics: metricsHandler } : {}) },
+      { host: config.host, port: config.httpPort },
+    );
+    closers.push(() => http.close());
+    await readiness();
+    const poll = setInterval(() => void readiness().catch(() => undefined), HEALTH_POLL_MS);
+    poll.unref();
+
+    log.info(
+      { http_port: http.port, grpc_port: grpc.port, database: describeDatabaseUrl(config.databaseUrl) },
+      "serving",
+    );
     return {
       httpPort: http.port,
       grpcPort: grpc.port,
       service,
       stores,
       async close() {
-        await Promise.all([http.close(), grpc.close()]);
+        clearInterval(poll);
+        await Promise.all(closers.map((close) => close()));
         await stores.close();
       },
     };
   } catch (err) {
+    await Promise.all(closers.map((close) => close()));
     await stores.close();
     throw err;
   }

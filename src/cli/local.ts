@@ -7,11 +7,14 @@ import { parseApiKey } from "../service/api-keys";
 import { demoLists, startAccessApiSimulator } from "../simulator/access-api";
 import { migrateLatest } from "../store/migrations";
 import { createLogger } from "../telemetry/log";
+import { telemetry } from "../telemetry/setup";
 import { drainOnSignals } from "./main";
 
 const DEMO_ACCOUNT = "demo";
 const DEMO_CONNECTION = "conn_demo";
 const DEMO_STATE = ".vaultplus/demo-credentials.json";
+/** The list the printed commands sync: the demo list of two pages. */
+const DEMO_LIST = "28489180";
 
 /**
  * `npm start`: the real service on embedded defaults. The Access API simulator is a
@@ -34,6 +37,7 @@ export async function runLocal(): Promise<void> {
     upstream: { url: simulator.url, apiKey: simulator.apiKey },
     log,
     migrate: true,
+    telemetry: telemetry(),
   });
   const onClose = running.close.bind(running);
   running.close = async () => {
@@ -42,20 +46,19 @@ export async function runLocal(): Promise<void> {
   };
   drainOnSignals(running, log.info.bind(log));
 
-  const [firstList] = Object.keys(lists);
   const host = config.host === "0.0.0.0" ? "localhost" : config.host;
   process.stderr.write(`
 Vault+ list sync is running in local mode (database ${config.databaseUrl}, Access API simulator at ${simulator.url}).
 Demo account "${DEMO_ACCOUNT}", connection "${DEMO_CONNECTION}", demo lists: ${Object.keys(lists).join(", ")}.
 
 REST:
-  curl -sS -X PUT http://${host}:${running.httpPort}/v2/vault-plus/lists/${firstList}/sync \\
+  curl -sS -X PUT http://${host}:${running.httpPort}/v2/vault-plus/lists/${DEMO_LIST}/sync \\
     -H 'apiKey: ${apiKey}' -H 'x-connection-id: ${DEMO_CONNECTION}'
 
 gRPC (server reflection, no local proto needed):
   npx buf curl --protocol grpc --http2-prior-knowledge \\
     -H 'apikey: ${apiKey}' -H 'x-connection-id: ${DEMO_CONNECTION}' \\
-    -d '{"listId":"${firstList}"}' http://${host}:${running.grpcPort}/vaultplus.v1.VaultPlusLists/SyncList
+    -d '{"listId":"${DEMO_LIST}"}' http://${host}:${running.grpcPort}/vaultplus.v1.VaultPlusLists/SyncList
 
 Also: http://${host}:${running.httpPort}/openapi.json, /healthz, /readyz, /metrics. Ctrl-C stops.
 `);

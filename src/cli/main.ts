@@ -5,6 +5,7 @@ import { SyncError } from "../domain/errors";
 import { migrateLatest } from "../store/migrations";
 import { SCOPES, type Scope } from "../store/types";
 import { createLogger } from "../telemetry/log";
+import { telemetry } from "../telemetry/setup";
 import { runLocal } from "./local";
 import { progressReporter } from "./progress";
 
@@ -99,7 +100,7 @@ export function buildProgram(): Command {
     .option("--json", "print one JSON object")
     .action((listId: string, opts: { connection: string; json?: boolean }) =>
       withStores(async (stores, config) => {
-        const service = createSyncService(config, stores, requireUpstream(config), []);
+        const service = createSyncService(config, stores, requireUpstream(config));
         const progress = progressReporter(process.stderr);
         try {
           const { counters } = await service.syncConnection(opts.connection, listId, { onProgress: progress.update });
@@ -146,10 +147,13 @@ export function drainOnSignals(running: RunningService, log: (msg: string) => vo
     log(`${signal}: draining in-flight requests`);
     const timer = setTimeout(() => process.exit(1), boundMs);
     timer.unref();
-    running.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    running
+      .close()
+      .then(() => telemetry()?.shutdown())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   };
   process.once("SIGTERM", () => stop("SIGTERM"));
   process.once("SIGINT", () => stop("SIGINT"));
