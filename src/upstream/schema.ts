@@ -8,11 +8,16 @@ import type { UpstreamMedia } from "../domain/media";
  * it out. File URLs are signed: they stay in memory and never reach a message.
  */
 
+/** Optional upstream fields may also come as null: both mean "absent". */
+function optional<T extends z.ZodType>(schema: T) {
+  return schema.nullish().transform((value) => value ?? undefined);
+}
+
 const file = z.object({
   url: z.string(),
-  width: z.number().optional(),
-  height: z.number().optional(),
-  size: z.number().optional(),
+  width: optional(z.number()),
+  height: optional(z.number()),
+  size: optional(z.number()),
 });
 
 const media = z.object({
@@ -24,16 +29,16 @@ const media = z.object({
   hasError: z.boolean(),
   isReady: z.boolean(),
   createdAt: z.string(),
-  duration: z.number().optional(),
-  hasCustomPreview: z.boolean().optional(),
-  files: z
-    .object({
-      full: file.optional(),
-      thumb: file.optional(),
-      preview: file.optional(),
-      squarePreview: file.optional(),
-    })
-    .optional(),
+  duration: optional(z.number()),
+  hasCustomPreview: optional(z.boolean()),
+  files: optional(
+    z.object({
+      full: optional(file),
+      thumb: optional(file),
+      preview: optional(file),
+      squarePreview: optional(file),
+    }),
+  ),
 });
 
 export interface UpstreamPage {

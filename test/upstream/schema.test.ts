@@ -91,3 +91,32 @@ describe("Access API page schema", () => {
     }
   });
 });
+
+describe("Access API page schema: nulls", () => {
+  it("reads null optional fields as absent", () => {
+    const result = parsePage({
+      list: [
+        {
+          id: 1,
+          type: "photo",
+          convertedToVideo: false,
+          canView: true,
+          hasError: false,
+          isReady: true,
+          createdAt: "2026-01-01T00:00:00Z",
+          duration: null,
+          hasCustomPreview: null,
+          files: { full: { url: "u", width: null, size: 3 }, thumb: null },
+        },
+      ],
+      hasMore: false,
+    });
+    expect(result.ok).to.equal(true);
+    const item = result.ok ? result.page.list[0] : undefined;
+    expect(item?.duration).to.equal(undefined);
+    expect(item?.hasCustomPreview).to.equal(undefined);
+    expect(item?.files?.thumb).to.equal(undefined);
+    expect(item?.files?.full).to.include({ url: "u", size: 3 });
+    expect(item?.files?.full?.width).to.equal(undefined);
+  });
+});
