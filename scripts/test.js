@@ -71,10 +71,10 @@ function testFiles() {
     .map((f) => path.join(root, "dist", "test", f));
 }
 
-function runMocha(files) {
+function runMocha(files, rootHooks) {
   const mod = require("mocha"); // mocha 12 is ESM: require(esm) gives its namespace
   const Mocha = mod.default ?? mod.Mocha ?? mod;
-  const mocha = new Mocha({ reporter: "spec", timeout: 20_000, color: process.stdout.isTTY === true });
+  const mocha = new Mocha({ reporter: "spec", timeout: 20_000, color: process.stdout.isTTY === true, rootHooks });
   for (const file of files) mocha.addFile(file);
   return mocha.loadFilesAsync().then(
     () =>
@@ -107,6 +107,11 @@ async function main() {
     });
   }
 
+  // OpenTelemetry first, as bin/vaultplus.js does: the instrumentations patch grpc-js,
+  // node:http, knex and mysql2 only if they are registered before those load. The same
+  // file is in .mocharc.json's `require` for single-file runs.
+  const { mochaHooks } = require(path.join(root, "dist", "test", "support", "telemetry.js"));
+
   let stats;
   try {
     if (process.env.VAULTPLUS_TEST_MYSQL_URL) {
@@ -119,7 +124,7 @@ async function main() {
     }
     process.stderr.write(`\n== mocha: ${files.length} test files\n`);
     process.setSourceMapsEnabled(true);
-    stats = await runMocha(files);
+    stats = await runMocha(files, mochaHooks);
   } finally {
     await stopServer();
   }

@@ -27,6 +27,7 @@ export function buildProgram(): Command {
         upstream: requireUpstream(config),
         log,
         migrate: opts.migrate === true,
+        telemetry: telemetry(), // serves /metrics
       });
       drainOnSignals(running, log.info.bind(log));
     });

@@ -1,7 +1,7 @@
 import { isSpanContextValid, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
 import { asSyncError, invalidArgument, type SyncError } from "../domain/errors";
 import { isConnectionId, requireListId } from "../domain/ids";
-import { toMediaItem } from "../domain/media";
+import { type MediaItem, toMediaItem, type UpstreamMedia } from "../domain/media";
 import { planSync, removalCandidates, type SyncCounters } from "../domain/planner";
 import type { CredentialStore, SyncStore } from "../store/types";
 import type { AccessApi, FetchProgress } from "../upstream/types";
@@ -133,38 +133,87 @@ export class SyncService {
     traceId: string | null,
     options: SyncOptions,
   ): Promise<SyncCounters> {
-    const fetched = await this.deps.upstream.fetchList(connectionId, listId, options);
-    const current = fetched.map(toMediaItem);
+    const current = await fetchCurrent(this.deps.upstream, connectionId, listId, options);
     const currentIds = [...new Set(current.map((item) => item.id))];
 
     return this.deps.store.withConnectionLock(connectionId, async (unit) => {
-      const previous = await unit.loadBaseline(listId);
-      const cache = await unit.loadCacheView(currentIds);
-      const candidates = removalCandidates(previous, new Set(currentIds));
-      const ownedElsewhere = await unit.loadOwnedElsewhere(listId, candidates);
-      const plan = tracer.startActiveSpan("plan", (span) => {
-        try {
-          return planSync({ previous, cache, ownedElsewhere, current });
-        } finally {
-          span.end();
-        }
+      // "plan" covers what planning needs: the reads under the lock, then the pure planner.
+      const plan = await inSpan("plan", async () => {
+        const previous = await unit.loadBaseline(listId);
+        const cache = await unit.loadCacheView(currentIds);
+        const candidates = removalCandidates(previous, new Set(currentIds));
+        const ownedElsewhere = await unit.loadOwnedElsewhere(listId, candidates);
+        return planSync({ previous, cache, ownedElsewhere, current });
       });
-      await tracer.startActiveSpan("apply", async (span) => {
-        try {
-          await unit.apply(listId, plan, current, {
-            listId,
-            startedAt,
-            finishedAt: this.now(),
-            traceId,
-            counters: plan.counters,
-          });
-        } finally {
-          span.end();
-        }
-      });
+      await inSpan("apply", () =>
+        unit.apply(listId, plan, current, {
+          listId,
+          startedAt,
+          finishedAt: this.now(),
+          traceId,
+          counters: plan.counters,
+        }),
+      );
       return plan.counters;
     });
   }
+}
+
+/**
+ * The live list as MediaItems, converted page by page: each page is fingerprinted in a
+ * setImmediate callback, that is while the request for the next page is already in flight, so
+ * the work overlaps the upstream's latency; and the raw items (signed URLs included) are dropped
+ * page by page instead of being held all at once. Only a complete list is returned.
+ */
+async function fetchCurrent(
+  upstream: AccessApi,
+  connectionId: string,
+  listId: string,
+  options: SyncOptions,
+): Promise<MediaItem[]> {
+  const current: MediaItem[] = [];
+  const pending: UpstreamMedia[][] = [];
+  let scheduled = false;
+  const failures: unknown[] = [];
+  const convert = () => {
+    scheduled = false;
+    try {
+      for (let page = pending.shift(); page; page = pending.shift()) {
+        for (const item of page) current.push(toMediaItem(item));
+      }
+    } catch (error) {
+      failures.push(error); // thrown below, never from the callback
+    }
+  };
+  await upstream.fetchPages(
+    connectionId,
+    listId,
+    (items) => {
+      pending.push(items);
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(convert);
+      }
+    },
+    options,
+  );
+  convert();
+  if (failures.length > 0) throw failures[0];
+  return current;
+}
+
+/** A child span around one step; a step that throws marks its span failed (the safe message only). */
+function inSpan<T>(name: string, step: () => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(name, async (span) => {
+    try {
+      return await step();
+    } catch (err) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: asSyncError(err).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
 }
 
 function setCounterAttributes(span: Span, counters: SyncCounters): void {

@@ -38,6 +38,7 @@ function mysqlKnex(databaseUrl: string, opts: DbOptions): Knex {
   const url = new URL(databaseUrl);
   const database = decodeURIComponent(url.pathname.replace(/^\//, ""));
   const lockWaitSeconds = Math.max(1, Math.ceil(dbTimeoutMs / 1000));
+  const statementTimeoutMs = mysqlStatementTimeoutMs(dbTimeoutMs);
   return knex({
     client: "mysql2",
     connection: {
@@ -54,6 +55,7 @@ function mysqlKnex(databaseUrl: string, opts: DbOptions): Knex {
       min: 0,
       max: 10,
       afterCreate(conn: RawMysqlConnection, done: (err: Error | null, conn: unknown) => void) {
+        boundStatements(conn, statementTimeoutMs);
         // The lock wait bound makes a locked connection fail as db_unavailable instead of hanging;
         // READ COMMITTED avoids gap locks, the per-connection row lock serializes syncs.
         conn.query(`SET SESSION innodb_lock_wait_timeout = ${lockWaitSeconds}`, (err) => {
@@ -69,6 +71,56 @@ function mysqlKnex(databaseUrl: string, opts: DbOptions): Knex {
 
 interface RawMysqlConnection {
   query(sql: string, cb: (err: Error | null) => void): void;
+  destroy(): void;
+}
+
+/**
+ * The bound on any one statement against MariaDB/MySQL: the server's own lock wait bound plus a
+ * second, so a live server answers a lock wait with ER_LOCK_WAIT_TIMEOUT first, and only a server
+ * that stopped answering (frozen, partitioned: TCP up, no replies) meets this bound.
+ */
+export function mysqlStatementTimeoutMs(dbTimeoutMs: number): number {
+  return Math.max(1, Math.ceil(dbTimeoutMs / 1000)) * 1000 + 1000;
+}
+
+type QueryCallback = (err: (Error & { code?: string; fatal?: boolean }) | null, ...rest: unknown[]) => void;
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+/**
+ * Gives every statement on a pooled mysql2 connection a timeout, so a sync never hangs on a
+ * database that stopped answering mid-transaction (acquiring a connection and connecting were
+ * already bounded; a statement on a connection taken from the pool was not). On timeout mysql2
+ * only reports PROTOCOL_SEQUENCE_TIMEOUT and keeps the connection, with the unanswered statement
+ * still queued on it: such a connection is useless, so it is destroyed (the server then rolls its
+ * transaction back) and the error marked fatal, which the store reports as db_unavailable and the
+ * pool never hands out again.
+ */
+function boundStatements(conn: RawMysqlConnection, timeoutMs: number): void {
+  const query = conn.query as (this: RawMysqlConnection, ...args: unknown[]) => unknown;
+  (conn as { query: unknown }).query = function (this: RawMysqlConnection, ...args: unknown[]) {
+    const [sql] = args;
+    // Knex passes a plain { sql, ... } object; a prepared Query command or an explicit timeout is left alone.
+    if (isPlainObject(sql) && sql.timeout === undefined) {
+      args[0] = { ...sql, timeout: timeoutMs };
+    } else if (typeof sql === "string") {
+      args[0] = { sql, timeout: timeoutMs };
+    }
+    const last = args.length - 1;
+    const callback = args[last];
+    if (typeof callback === "function") {
+      args[last] = ((err, ...rest) => {
+        if (err?.code === "PROTOCOL_SEQUENCE_TIMEOUT") {
+          err.fatal = true;
+          conn.destroy();
+        }
+        (callback as QueryCallback)(err, ...rest);
+      }) satisfies QueryCallback;
+    }
+    return query.apply(this, args);
+  };
 }
 
 interface RawSqliteConnection {

@@ -2,7 +2,7 @@ import type { Knex } from "knex";
 import { DB_UNAVAILABLE_MESSAGE, SyncError } from "../domain/errors";
 import { CONNECTION_INVALID_MESSAGE } from "../domain/ids";
 import { METADATA_VERSION, type MediaItem } from "../domain/media";
-import type { BaselineMember, CacheEntryView, EntryState, SyncPlan } from "../domain/planner";
+import type { BaselineMember, BaselineWrite, CacheEntryView, EntryState, SyncPlan } from "../domain/planner";
 import {
   type ApiKeyRecord,
   type ConnectionRecord,
@@ -206,6 +206,13 @@ export class KnexStore implements SyncStore, CredentialStore {
 
 /** One sync's reads and write, bound to the transaction that holds the connection's lock. */
 class KnexSyncUnit implements SyncUnit {
+  /**
+   * The cache entries of the baseline's members, read together with the baseline (one joined
+   * statement), so a re-sync looks up by id only the media that are new to the list. Valid until
+   * apply() writes.
+   */
+  private members: { baseline: Map<number, BaselineMember>; entries: Map<number, CacheEntryView> } | null = null;
+
   constructor(
     private readonly trx: Knex.Transaction,
     private readonly connectionId: string,
@@ -216,20 +223,52 @@ class KnexSyncUnit implements SyncUnit {
     const where = { connection_id: this.connectionId, list_id: listId };
     const synced = await this.trx("list_syncs").where(where).first("list_id");
     if (!synced) return null;
-    const rows = await this.trx("list_baseline_items").where(where).select("media_id", "fingerprint", "first_added_at");
+    const b = "list_baseline_items";
+    const c = "cache_entries";
+    const rows = await this.trx(b)
+      .leftJoin(c, function () {
+        this.on(`${c}.connection_id`, "=", `${b}.connection_id`).andOn(`${c}.media_id`, "=", `${b}.media_id`);
+      })
+      .where({ [`${b}.connection_id`]: this.connectionId, [`${b}.list_id`]: listId })
+      .select(
+        `${b}.media_id`,
+        `${b}.fingerprint`,
+        `${b}.first_added_at`,
+        `${c}.fingerprint as entry_fingerprint`,
+        `${c}.metadata_version`,
+        `${c}.state`,
+      );
     const baseline = new Map<number, BaselineMember>();
+    const entries = new Map<number, CacheEntryView>();
     for (const row of rows) {
-      baseline.set(Number(row.media_id), {
+      const id = Number(row.media_id);
+      baseline.set(id, {
         fingerprint: row.fingerprint,
         firstAddedAt: new Date(Number(row.first_added_at)),
       });
+      if (row.state !== null && row.state !== undefined) {
+        entries.set(id, {
+          fingerprint: row.entry_fingerprint,
+          metadataVersion: Number(row.metadata_version),
+          state: row.state as EntryState,
+        });
+      }
     }
+    this.members = { baseline, entries };
     return baseline;
   }
 
   async loadCacheView(mediaIds: readonly number[]): Promise<Map<number, CacheEntryView>> {
     const view = new Map<number, CacheEntryView>();
-    for (const ids of chunks(mediaIds, this.batchSize)) {
+    const unknown: number[] = [];
+    for (const id of mediaIds) {
+      if (!this.members?.baseline.has(id)) unknown.push(id);
+      else {
+        const entry = this.members.entries.get(id);
+        if (entry) view.set(id, entry);
+      }
+    }
+    for (const ids of chunks(unknown, this.batchSize)) {
       const rows = await this.trx("cache_entries")
         .where({ connection_id: this.connectionId })
         .whereIn("media_id", ids)
@@ -260,6 +299,7 @@ class KnexSyncUnit implements SyncUnit {
 
   async apply(listId: string, plan: SyncPlan, _current: readonly MediaItem[], run: SyncRunRecord): Promise<void> {
     const { trx, connectionId } = this;
+    this.members = null;
     const now = run.finishedAt.getTime();
 
     // Removed media: queue deletion of what is stored (only entries that exist), then drop the entries.
@@ -273,8 +313,10 @@ class KnexSyncUnit implements SyncUnit {
       await trx("cache_entries").where({ connection_id: connectionId }).whereIn("media_id", ids).delete();
     }
 
+    // Rows are built one statement at a time (batches()), so a sync of N items never holds N rows.
     // New and changed media: entries reset to pending with the new metadata.
-    const entries = [...plan.create, ...plan.refresh].map((item) => ({
+    const changed = [...plan.create, ...plan.refresh];
+    const entryRow = (item: MediaItem) => ({
       connection_id: connectionId,
       media_id: item.id,
       fingerprint: item.fingerprint,
@@ -283,8 +325,8 @@ class KnexSyncUnit implements SyncUnit {
       state: "pending",
       created_at: now,
       updated_at: now,
-    }));
-    for (const rows of chunks(entries, this.batchSize)) {
+    });
+    for (const rows of batches(changed, this.batchSize, entryRow)) {
       await trx("cache_entries")
         .insert(rows)
         .onConflict(["connection_id", "media_id"])
@@ -292,37 +334,42 @@ class KnexSyncUnit implements SyncUnit {
     }
 
     // Purges of old content come before the caching they make room for (the worker follows id order).
-    const queued = [
-      ...plan.refresh.map((item) => ({
-        connection_id: connectionId,
-        media_id: item.id,
-        action: "purge",
-        created_at: now,
-      })),
-      ...entries.map((e) => ({ connection_id: connectionId, media_id: e.media_id, action: "cache", created_at: now })),
+    const queued: Array<[MediaItem, "purge" | "cache"]> = [
+      ...plan.refresh.map((item) => [item, "purge"] as [MediaItem, "purge"]),
+      ...changed.map((item) => [item, "cache"] as [MediaItem, "cache"]),
     ];
-    for (const rows of chunks(queued, this.batchSize)) await trx("work_queue").insert(rows);
+    const queueRow = ([item, action]: [MediaItem, "purge" | "cache"]) => ({
+      connection_id: connectionId,
+      media_id: item.id,
+      action,
+      created_at: now,
+    });
+    for (const rows of batches(queued, this.batchSize, queueRow)) await trx("work_queue").insert(rows);
 
     // B(L) := current. Unchanged members are only re-stamped, by one statement for the whole list.
     const list = { connection_id: connectionId, list_id: listId };
     for (const ids of chunks(plan.leave, this.batchSize)) {
       await trx("list_baseline_items").where(list).whereIn("media_id", ids).delete();
     }
-    const members = plan.baselineWrites.map((w) => ({
+    const memberRow = (w: BaselineWrite) => ({
       ...list,
       media_id: w.mediaId,
       fingerprint: w.fingerprint,
       first_added_at: w.firstAddedAt?.getTime() ?? now,
       last_seen_at: now,
       last_synced_at: now,
-    }));
-    for (const rows of chunks(members, this.batchSize)) {
+    });
+    for (const rows of batches(plan.baselineWrites, this.batchSize, memberRow)) {
       await trx("list_baseline_items")
         .insert(rows)
         .onConflict(["connection_id", "list_id", "media_id"])
         .merge(["fingerprint", "last_seen_at", "last_synced_at"]);
     }
-    await trx("list_baseline_items").where(list).update({ last_seen_at: now, last_synced_at: now });
+    // Members just written above already carry `now`: re-stamping them would rewrite N rows on a first sync.
+    await trx("list_baseline_items")
+      .where(list)
+      .whereNot({ last_synced_at: now })
+      .update({ last_seen_at: now, last_synced_at: now });
 
     await trx("list_syncs")
       .insert({ ...list, first_synced_at: now, last_synced_at: now, item_count: plan.counters.seen })
@@ -363,6 +410,11 @@ export function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/** `items` as rows in statements of `size`: each statement's rows are built only when it is sent. */
+function* batches<T, R>(items: readonly T[], size: number, row: (item: T) => R): Generator<R[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size).map(row);
 }
 
 function sleep(ms: number): Promise<void> {

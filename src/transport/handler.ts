@@ -10,6 +10,11 @@ export type SyncHandler = Pick<SyncService, "syncList">;
 export const API_KEY_HEADER = "apikey";
 export const CONNECTION_ID_HEADER = "x-connection-id";
 
+/** What a caller is told when its request bytes are not a protobuf message of the method's input type. */
+export function malformedRequestMessage(typeName: string): string {
+  return `request is not a valid ${typeName} message`;
+}
+
 /** Reads the credentials with a transport's own (case-insensitive) lookup. */
 export function readCredentials(get: (name: string) => string | undefined): Credentials {
   return { apiKey: get(API_KEY_HEADER), connectionId: get(CONNECTION_ID_HEADER) };

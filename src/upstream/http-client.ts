@@ -3,7 +3,7 @@ import { context, propagation, type Span, SpanStatusCode, type Tracer, trace } f
 import { SyncError } from "../domain/errors";
 import type { UpstreamMedia } from "../domain/media";
 import { parsePage, type UpstreamPage } from "./schema";
-import type { AccessApi, FetchListOptions } from "./types";
+import type { AccessApi, FetchListOptions, PageHandler } from "./types";
 
 /** Counts for metrics (SPEC §6: upstream pages and retries). */
 export interface UpstreamObserver {
@@ -98,6 +98,19 @@ export class HttpAccessApi implements AccessApi {
   }
 
   fetchList(connectionId: string, listId: string, options: FetchListOptions = {}): Promise<UpstreamMedia[]> {
+    const items: UpstreamMedia[] = [];
+    const collect = (page: UpstreamMedia[]) => {
+      for (const item of page) items.push(item);
+    };
+    return this.fetchPages(connectionId, listId, collect, options).then(() => items);
+  }
+
+  fetchPages(
+    connectionId: string,
+    listId: string,
+    onPage: PageHandler,
+    options: FetchListOptions = {},
+  ): Promise<number> {
     const attributes = { "vaultplus.list_id": listId };
     return this.tracer.startActiveSpan("upstream.fetch_list", { attributes }, async (span) => {
       // Own timer rather than AbortSignal.timeout so it is cleared as soon as the fetch ends.
@@ -116,21 +129,22 @@ export class HttpAccessApi implements AccessApi {
       };
       let pages = 0;
       try {
-        const items: UpstreamMedia[] = [];
+        let received = 0;
         for (;;) {
-          const offset = items.length;
+          const offset = received;
           const page = await this.requestPage(run, offset);
           pages++;
           this.observer?.page();
-          if (items.length + page.list.length > this.maxListItems) {
+          if (received + page.list.length > this.maxListItems) {
             throw new SyncError(
               "window_exceeded",
               `list exceeded the maximum fetch window of ${this.maxListItems} items`,
             );
           }
-          for (const item of page.list) items.push(item);
-          options.onProgress?.(items.length);
-          if (!page.hasMore) return items;
+          received += page.list.length;
+          onPage(page.list);
+          options.onProgress?.(received);
+          if (!page.hasMore) return received;
           if (page.list.length === 0) {
             // Following offset by zero items would ask for the same page forever.
             throw upstreamFailed(

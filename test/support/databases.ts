@@ -50,6 +50,8 @@ export interface TestDatabaseOptions {
   dbTimeoutMs?: number;
   /** KnexStore batch size (default the store's, 500). */
   batchSize?: number;
+  /** MariaDB only: the server (mysql://user:pass@host:port/) to create the database on; default the shared one. */
+  serverUrl?: string;
 }
 
 export const DATABASE_KINDS: readonly DatabaseKind[] = (["mariadb", "sqlite"] as const).filter((kind) => {
@@ -79,7 +81,7 @@ export function forEachDatabase(
 
 export async function createTestDatabase(kind: DatabaseKind, options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const dbTimeoutMs = options.dbTimeoutMs ?? 5000;
-  const { url, remove } = kind === "mariadb" ? await createMariaDbDatabase() : createSqliteDatabase();
+  const { url, remove } = kind === "mariadb" ? await createMariaDbDatabase(options.serverUrl) : createSqliteDatabase();
   const knex = createKnex(url, { dbTimeoutMs });
   try {
     if (options.migrate !== false) await migrateLatest(knex);
@@ -124,8 +126,8 @@ if (typeof after === "function") {
   });
 }
 
-async function createMariaDbDatabase(): Promise<{ url: string; remove(): Promise<void> }> {
-  const serverUrl = await mysqlServerUrl();
+async function createMariaDbDatabase(server?: string): Promise<{ url: string; remove(): Promise<void> }> {
+  const serverUrl = server ?? (await mysqlServerUrl());
   const name = `vp_${randomBytes(6).toString("hex")}`;
   await onServer(serverUrl, (k) => k.raw(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`));
   return {

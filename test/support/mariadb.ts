@@ -14,7 +14,20 @@ import { createConnection } from "mysql2/promise";
 export interface MariaDbServer {
   /** mysql://u:p@127.0.0.1:PORT/ — user `u` has ALL privileges; append a database name. */
   url: string;
+  /** Stops the server for good and removes its files. */
   stop(): Promise<void>;
+  /** The running mariadbd's process id; undefined while halted. */
+  readonly pid: number | undefined;
+  /**
+   * Outage tests: stops mariadbd (SIGTERM: clean shutdown; SIGKILL: a crash, InnoDB recovers on
+   * restart) but keeps its datadir and port, so restart() brings the same databases back.
+   */
+  halt(signal?: "SIGTERM" | "SIGKILL"): Promise<void>;
+  /** Starts a halted server again on the same port and datadir; resolves once it accepts connections. */
+  restart(): Promise<void>;
+  /** SIGSTOP: a frozen server, its TCP port still accepting, nothing answered. thaw() (SIGCONT) resumes it. */
+  freeze(): void;
+  thaw(): void;
 }
 
 const READY_TIMEOUT_MS = 60_000;
@@ -61,6 +74,57 @@ export async function startMariaDb(): Promise<MariaDbServer> {
 }
 
 async function launch(mariadbd: string, dir: string, datadir: string, port: number): Promise<MariaDbServer> {
+  let instance: Instance | null = await startInstance(mariadbd, dir, datadir, port);
+  // Never let a forgotten server outlive the test process.
+  const onExit = () => {
+    instance?.child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.on("exit", onExit);
+
+  let stopped: Promise<void> | null = null;
+  const server: MariaDbServer = {
+    url: `mysql://u:p@127.0.0.1:${port}/`,
+    get pid() {
+      return instance?.child.pid;
+    },
+    async halt(signal = "SIGTERM") {
+      const current = instance;
+      instance = null;
+      if (current) await current.halt(signal);
+    },
+    async restart() {
+      if (stopped) throw new Error("the server was stopped for good");
+      if (instance) throw new Error("the server is running: halt() it first");
+      // A crash leaves the socket and pid files behind.
+      for (const file of ["mysqld.sock", "mysqld.sock.lock", "mysqld.pid"]) rmSync(join(dir, file), { force: true });
+      instance = await startInstance(mariadbd, dir, datadir, port);
+    },
+    freeze() {
+      instance?.child.kill("SIGSTOP");
+    },
+    thaw() {
+      instance?.child.kill("SIGCONT");
+    },
+    stop() {
+      stopped ??= (async () => {
+        process.removeListener("exit", onExit);
+        await server.halt("SIGTERM");
+        rmSync(dir, { recursive: true, force: true });
+      })();
+      return stopped;
+    },
+  };
+  return server;
+}
+
+interface Instance {
+  child: ChildProcess;
+  halt(signal: "SIGTERM" | "SIGKILL"): Promise<void>;
+}
+
+/** One mariadbd process on `datadir` and `port`, ready for connections (user `u` created). */
+async function startInstance(mariadbd: string, dir: string, datadir: string, port: number): Promise<Instance> {
   const socket = join(dir, "mysqld.sock");
   const errorLog = join(dir, `error-${port}.log`);
   const child = spawn(
@@ -97,21 +161,11 @@ async function launch(mariadbd: string, dir: string, datadir: string, port: numb
   // Never let a forgotten server keep the test process alive; the exit hook and the watchdog kill it.
   child.unref();
 
-  const halt = async () => {
-    process.removeListener("exit", onExit);
-    await terminate(child);
+  const halt = async (signal: "SIGTERM" | "SIGKILL") => {
+    child.kill("SIGCONT"); // a frozen server would not act on SIGTERM
+    await terminate(child, signal);
     killer.disarm();
   };
-  let stopped: Promise<void> | null = null;
-  const stop = (): Promise<void> => {
-    stopped ??= halt().then(() => rmSync(dir, { recursive: true, force: true }));
-    return stopped;
-  };
-  const onExit = () => {
-    child.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.on("exit", onExit);
 
   try {
     const deadline = Date.now() + READY_TIMEOUT_MS;
@@ -129,7 +183,7 @@ async function launch(mariadbd: string, dir: string, datadir: string, port: numb
         } finally {
           await conn.end();
         }
-        return { url: `mysql://u:p@127.0.0.1:${port}/`, stop };
+        return { child, halt };
       } catch (err) {
         // Not accepting connections yet; anything else is a real failure.
         if (!STARTING_CODES.has(String((err as { code?: unknown }).code))) throw err;
@@ -139,7 +193,7 @@ async function launch(mariadbd: string, dir: string, datadir: string, port: numb
     }
   } catch (err) {
     const tail = logTail(errorLog);
-    await halt(); // the caller removes the directory, or retries on another port
+    await halt("SIGTERM"); // the caller removes the directory, or retries on another port
     throw new Error(
       `could not start MariaDB for the tests: ${(err as Error).message}\n--- mariadbd error log (tail) ---\n${tail}`,
     );
@@ -214,10 +268,10 @@ function freePort(): Promise<number> {
   });
 }
 
-async function terminate(child: ChildProcess): Promise<void> {
+async function terminate(child: ChildProcess, signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGTERM");
+  child.kill(signal);
   const timer = setTimeout(() => child.kill("SIGKILL"), STOP_TIMEOUT_MS);
   await exited;
   clearTimeout(timer);

@@ -14,6 +14,7 @@ import { type RunningService, startService } from "../../src/app";
 import { loadConfig } from "../../src/config";
 import { type AccessApiSimulator, startAccessApiSimulator } from "../../src/simulator/access-api";
 import { createLogger } from "../../src/telemetry/log";
+import { telemetry } from "../../src/telemetry/setup";
 import type { TestDatabase } from "./databases";
 
 /**
@@ -61,6 +62,7 @@ export async function startStack(db: TestDatabase, options: StackOptions = {}): 
     config,
     upstream: { url: simulator.url, apiKey: UPSTREAM_KEY },
     log: createLogger("info", sink),
+    telemetry: telemetry(), // /metrics, when the process set telemetry up (tests do: test/support/telemetry.ts)
   });
   return {
     simulator,

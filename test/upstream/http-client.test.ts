@@ -1,4 +1,6 @@
 import { inspect } from "node:util";
+import { context, SpanKind } from "@opentelemetry/api";
+import { suppressTracing } from "@opentelemetry/core";
 import { expect } from "chai";
 import { SyncError } from "../../src/domain/errors";
 import {
@@ -9,6 +11,7 @@ import {
   startAccessApiSimulator,
 } from "../../src/simulator/access-api";
 import { HttpAccessApi, type HttpAccessApiOptions } from "../../src/upstream/http-client";
+import { spans as exportedSpans } from "../support/telemetry";
 import { PARENT, recordingTracer, useTestOtel, withParentSpan } from "./otel";
 
 // Recognizable secrets: neither may ever show up in an error.
@@ -140,7 +143,9 @@ describe("HttpAccessApi against the Access API simulator", function () {
 
     it("sends no traceparent when there is no trace", async () => {
       sim.setList(CONNECTION, LIST, generateItems(1));
-      await client().fetchList(CONNECTION, LIST);
+      // Suppressed tracing: the test process's fetch instrumentation (test/support/telemetry.ts)
+      // would otherwise start a root client span of its own and send that.
+      await context.with(suppressTracing(context.active()), () => client().fetchList(CONNECTION, LIST));
       expect(sim.requests).to.have.length(1);
       expect(sim.requests[0]?.headers).not.to.have.property("traceparent");
     });
@@ -148,6 +153,7 @@ describe("HttpAccessApi against the Access API simulator", function () {
     it("wraps the fetch in upstream.fetch_list with pages, retries and retry events", async () => {
       sim.setList(CONNECTION, LIST, generateItems(50));
       fault({ offset: 40, kind: "status", status: 503 });
+      exportedSpans.reset();
       const { tracer, spans } = recordingTracer();
       const pages: number[] = [];
       const retries: string[] = [];
@@ -167,8 +173,15 @@ describe("HttpAccessApi against the Access API simulator", function () {
       ]);
       expect(pages).to.have.length(2);
       expect(retries).to.deep.equal(["HTTP 503"]);
-      // The request carries the fetch span, a child of the caller's trace.
-      expect(sim.requests[0]?.headers.traceparent).to.equal(`00-${PARENT.traceId}-0000000000000001-01`);
+      // The request carries the caller's trace: one traceparent, that of the fetch instrumentation's
+      // client span (test/support/telemetry.ts, as in production), a child of upstream.fetch_list.
+      const clients = exportedSpans
+        .getFinishedSpans()
+        .filter((s) => s.kind === SpanKind.CLIENT && s.parentSpanContext?.spanId === "0000000000000001");
+      expect(clients).to.have.length(3); // offset 0, offset 40 (503), offset 40 again
+      expect(sim.requests.map((r) => r.headers.traceparent)).to.deep.equal(
+        clients.map((c) => `00-${PARENT.traceId}-${c.spanContext().spanId}-01`),
+      );
     });
 
     it("marks the span as failed with the same safe message", async () => {

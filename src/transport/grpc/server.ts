@@ -17,6 +17,7 @@ export interface GrpcServerParts {
 
 /** Request messages are tiny; 64 KiB bounds what one call can make the server buffer. */
 export const GRPC_MAX_RECEIVE_BYTES = 64 * 1024;
+export { GRPC_MAX_METADATA_BYTES } from "./routes";
 
 export function createGrpcServer({ handler, health = new GrpcHealth() }: GrpcServerOptions): GrpcServerParts {
   const server = new Server({ "grpc.max_receive_message_length": GRPC_MAX_RECEIVE_BYTES });

@@ -13,6 +13,8 @@ import {
   ScalarType,
   toJson,
 } from "@bufbuild/protobuf";
+import { context } from "@opentelemetry/api";
+import { getRPCMetadata, RPCType } from "@opentelemetry/core";
 import { http } from "../../../gen/google/api/annotations_pb";
 import type { HttpRule } from "../../../gen/google/api/http_pb";
 import { VaultPlusLists } from "../../../gen/vaultplus/v1/lists_pb";
@@ -32,6 +34,8 @@ export interface RestRoute {
   /** "" (whole response) or a top-level field name. */
   responseBody: string;
   call: UnaryImpl;
+  /** The template with JSON field names, as OpenAPI and the http.route span attribute write it. */
+  httpRoute: string;
 }
 
 /** Every google.api.http binding (with additional_bindings) of every method; misconfiguration throws here. */
@@ -63,7 +67,11 @@ function toRoute(method: DescMethod, rule: HttpRule, call: UnaryImpl): RestRoute
   }
   if (rule.body && rule.body !== "*") fieldByName(method.input, rule.body, where);
   if (rule.responseBody) fieldByName(method.output, rule.responseBody, where);
-  return { verb, template, method, body: rule.body, responseBody: rule.responseBody, call };
+  const httpRoute = path.replace(
+    /\{([A-Za-z_][A-Za-z0-9_]*)(?:=\*)?\}/g,
+    (_m, name: string) => `{${fieldByName(method.input, name, where).jsonName}}`,
+  );
+  return { verb, template, method, body: rule.body, responseBody: rule.responseBody, call, httpRoute };
 }
 
 function fieldByName(message: DescMessage, name: string, where: string): DescField {
@@ -117,6 +125,10 @@ async function serve(
   res: ServerResponse,
   maxBodyBytes: number,
 ): Promise<void> {
+  // Names the HTTP server span "PUT /v2/vault-plus/lists/{listId}/sync" and sets http.route
+  // (the node:http instrumentation reads this when the response ends).
+  const rpc = getRPCMetadata(context.active());
+  if (rpc?.type === RPCType.HTTP) rpc.route = route.httpRoute;
   const body = await readBody(req, maxBodyBytes);
   const text = body.toString("utf8").trim();
   const type = mediaType(req);

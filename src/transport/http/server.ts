@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import type { SyncHandler } from "../handler";
 import { mapError } from "../status-table";
 import { createConnectHandler } from "./connect-routes";
@@ -66,6 +67,16 @@ export function createHttpServer({ handler, readiness, metrics }: HttpServerOpti
     },
   );
 
+  // Requests Node's parser refuses (malformed, headers over maxHeaderSize, too slow) and CONNECT
+  // (which Node would drop without a word) still get a JSON 4xx.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    const [status, message] = CLIENT_ERRORS[err.code ?? ""] ?? [400, "malformed HTTP request"];
+    answerAndClose(socket, status, message);
+  });
+  server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+    answerAndClose(socket, 405, "method CONNECT is not allowed");
+  });
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const endpoint = endpoints.get(pathOf(req.url));
     if (endpoint) {
@@ -79,6 +90,39 @@ export function createHttpServer({ handler, readiness, metrics }: HttpServerOpti
   }
 
   return server;
+}
+
+const REASONS: Record<number, string> = {
+  400: "Bad Request",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  431: "Request Header Fields Too Large",
+};
+
+const CLIENT_ERRORS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, `request headers are larger than the limit of ${HTTP_LIMITS.maxHeaderSize} bytes`],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, "the request did not arrive in time"],
+};
+
+/**
+ * A last answer on a socket the HTTP parser gave up on. Unlike Node's default (write, then destroy
+ * at once), it ends the socket and reads what the client still sends: destroying a socket with
+ * request bytes unread resets the connection, and the reset can swallow the answer. The socket is
+ * cut after a second whatever the client does.
+ */
+function answerAndClose(socket: Duplex, status: number, message: string): void {
+  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (!socket.writable || inFlight?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: message });
+  socket.end(
+    `HTTP/1.1 ${status} ${REASONS[status] ?? "Error"}\r\ncontent-type: application/json\r\n` +
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+  socket.resume();
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 async function serveReadiness(res: ServerResponse, readiness: () => Promise<Readiness>) {
