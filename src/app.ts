@@ -26,8 +26,17 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-export function openStores(config: Config): Stores {
-  const knex = createKnex(config.databaseUrl, { dbTimeoutMs: config.dbTimeoutMs });
+/** `log` receives knex's own warnings; without it they go to stderr as plain lines. */
+export function openStores(config: Config, log?: Logger): Stores {
+  const knex = createKnex(config.databaseUrl, {
+    dbTimeoutMs: config.dbTimeoutMs,
+    ...(log
+      ? {
+          log: (level, message) =>
+            log[level === "error" ? "error" : level === "debug" ? "debug" : "warn"]({ component: "knex" }, message),
+        }
+      : {}),
+  });
   return {
     knex,
     store: new KnexStore(knex, { dbTimeoutMs: config.dbTimeoutMs }),
@@ -107,7 +116,7 @@ export async function startService(options: {
   telemetry?: Telemetry | undefined;
 }): Promise<RunningService> {
   const { config, log } = options;
-  const stores = openStores(config);
+  const stores = openStores(config, log);
   const closers: Array<() => Promise<void>> = [];
   try {
     if (options.migrate) {

@@ -1,7 +1,7 @@
 import type { Logger } from "../telemetry/log";
 import type { SyncObserver } from "./sync-service";
 
-/** One log line per finished sync: outcome, counters, duration and trace id. */
+/** One log line per finished sync: outcome, counters, duration and trace id, all keys snake_case. */
 export function syncLogObserver(log: Logger): SyncObserver {
   return {
     syncFinished(e) {
@@ -12,7 +12,16 @@ export function syncLogObserver(log: Logger): SyncObserver {
         connection_id: e.connectionId,
         duration_ms: Math.round(e.durationMs * 10) / 10,
         trace_id: e.traceId,
-        ...(e.counters ?? {}),
+        ...(e.counters
+          ? {
+              seen: e.counters.seen,
+              added_items: e.counters.addedItems,
+              updated_items: e.counters.updatedItems,
+              removed_items: e.counters.removedItems,
+              unchanged_items: e.counters.unchangedItems,
+              adopted_items: e.counters.adoptedItems,
+            }
+          : {}),
       };
       if (e.outcome === "ok") log.info(line, "sync finished");
       else if (e.outcome === "internal") {

@@ -334,17 +334,18 @@ class KnexSyncUnit implements SyncUnit {
     }
 
     // Purges of old content come before the caching they make room for (the worker follows id order).
-    const queued: Array<[MediaItem, "purge" | "cache"]> = [
-      ...plan.refresh.map((item) => [item, "purge"] as [MediaItem, "purge"]),
-      ...changed.map((item) => [item, "cache"] as [MediaItem, "cache"]),
-    ];
-    const queueRow = ([item, action]: [MediaItem, "purge" | "cache"]) => ({
+    // Queue position i: a purge of plan.refresh[i], then (past them) caching of changed[i - refresh.length].
+    const purges = plan.refresh.length;
+    const queueRow = (i: number) => ({
       connection_id: connectionId,
-      media_id: item.id,
-      action,
+      media_id: (i < purges ? plan.refresh[i] : changed[i - purges])?.id,
+      action: i < purges ? "purge" : "cache",
       created_at: now,
     });
-    for (const rows of batches(queued, this.batchSize, queueRow)) await trx("work_queue").insert(rows);
+    for (let start = 0; start < purges + changed.length; start += this.batchSize) {
+      const end = Math.min(start + this.batchSize, purges + changed.length);
+      await trx("work_queue").insert(Array.from({ length: end - start }, (_, k) => queueRow(start + k)));
+    }
 
     // B(L) := current. Unchanged members are only re-stamped, by one statement for the whole list.
     const list = { connection_id: connectionId, list_id: listId };

@@ -11,16 +11,23 @@ import { MySQL2Instrumentation } from "@opentelemetry/instrumentation-mysql2";
 import { UndiciInstrumentation } from "@opentelemetry/instrumentation-undici";
 import { type MetricReader, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import { AlwaysOffSampler, NoopSpanProcessor, type Sampler, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import {
+  AlwaysOffSampler,
+  NoopSpanProcessor,
+  ParentBasedSampler,
+  type Sampler,
+  type SpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
 
 /**
  * OpenTelemetry, set up once at process start (bin/vaultplus.js requires this before
  * anything instrumented loads). Configured by the standard OTEL_* variables:
  * - traces go to OTLP only when an OTLP endpoint or OTEL_TRACES_EXPORTER (other than
  *   "none") is set, over OTEL_EXPORTER_OTLP_PROTOCOL (http/protobuf, http/json or grpc);
- * - with nothing configured, spans are not recorded (AlwaysOff unless OTEL_TRACES_SAMPLER
- *   says otherwise) yet still get ids, so logs and sync runs carry a trace id and an
- *   incoming traceparent still travels on to the Access API: near-zero cost;
+ * - with nothing configured, nothing is exported and our own traces are not sampled
+ *   (parent-based always-off unless OTEL_TRACES_SAMPLER says otherwise), yet spans still
+ *   get ids, so logs and sync runs carry a trace id and an incoming traceparent travels
+ *   on to the Access API with the caller's sampling decision: near-zero cost;
  * - metrics always feed /metrics (Prometheus text) and also OTLP when configured
  *   (OTEL_METRIC_EXPORT_INTERVAL, OTEL_METRICS_EXPORTER=none);
  * - OTEL_SDK_DISABLED=true turns all of it off (/metrics then answers 503).
@@ -81,7 +88,8 @@ export function startTelemetry(options: TelemetryOptions = {}): Telemetry {
   let sampler = options.sampler;
   if (!spanProcessors && !tracesConfigured) {
     spanProcessors = [new NoopSpanProcessor()];
-    if (!has("OTEL_TRACES_SAMPLER")) sampler = new AlwaysOffSampler();
+    // Parent-based: a caller's sampling decision still travels on to the Access API.
+    if (!has("OTEL_TRACES_SAMPLER")) sampler = new ParentBasedSampler({ root: new AlwaysOffSampler() });
   }
 
   const sdk = new NodeSDK({

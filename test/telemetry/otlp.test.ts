@@ -290,10 +290,11 @@ describe("OTLP export from `vaultplus serve`", function () {
         restSync(serve.httpUrl, LIST, { ...creds, traceparent: CALLER.traceparent }),
       );
       expect(res.status).to.equal(200);
-      // One valid traceparent a request: the caller's trace, not sampled (the sampler is always-off).
+      // One valid traceparent a request: the caller's trace, still sampled as the caller decided
+      // (parent-based; with no caller, nothing would be sampled).
       const sent = simulator.requests.map((r) => String(r.headers.traceparent));
       expect(sent).to.have.length(2);
-      for (const tp of sent) expect(tp).to.match(new RegExp(`^00-${CALLER.traceId}-[0-9a-f]{16}-00$`));
+      for (const tp of sent) expect(tp).to.match(new RegExp(`^00-${CALLER.traceId}-[0-9a-f]{16}-01$`));
       const metrics = await (await fetch(`${serve.httpUrl}/metrics`)).text();
       expect(metrics).to.include('vaultplus_sync_duration_count{outcome="ok",otel_scope_name="vaultplus.sync"} 1\n');
     } finally {

@@ -207,7 +207,13 @@ forEachDatabase((db, kind) => {
     expect(ancestry(traceSpans(CALLER.traceId), sync)).to.deep.equal([spanId(server), CALLER.spanId]);
 
     const line = syncLogLine(CALLER.traceId);
-    expect(line).to.include({ outcome: "ok", list_id: listId, connection_id: "conn_traces", seen: 45, addedItems: 45 });
+    expect(line).to.include({
+      outcome: "ok",
+      list_id: listId,
+      connection_id: "conn_traces",
+      seen: 45,
+      added_items: 45,
+    });
   });
 
   it("gRPC: continues the traceparent in the call's metadata", async () => {
@@ -229,7 +235,7 @@ forEachDatabase((db, kind) => {
       "rpc.grpc.status_code": 0,
     });
     await expectSyncTree(server, listId, FIRST_SYNC, 2);
-    expect(syncLogLine(CALLER.traceId)).to.include({ outcome: "ok", list_id: listId, addedItems: 45 });
+    expect(syncLogLine(CALLER.traceId)).to.include({ outcome: "ok", list_id: listId, added_items: 45 });
   });
 
   it("gRPC: an instrumented caller's span is the root, through the client span", async () => {
