@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 
-// `npm test`: buf lint, gen/ freshness, tsc, then every compiled test under mocha with a
+// `npm test`: buf lint, Biome, gen/ freshness, tsc, then every compiled test under mocha with a
 // throwaway MariaDB (VAULTPLUS_TEST_MYSQL_URL) and SQLite. Ends with "N passed, N failed".
 
 const { spawnSync } = require("node:child_process");
@@ -86,6 +86,7 @@ function runMocha(files, rootHooks) {
 
 async function main() {
   step("buf lint", "buf", ["lint"]);
+  step("biome (lint and format)", "biome", ["ci", "."]);
   checkGenerated();
   step("tsc", "tsc", ["-p", "."]);
 

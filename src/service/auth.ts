@@ -31,7 +31,7 @@ export async function authorize(store: CredentialStore, credentials: Credentials
   if (!connectionId) throw invalidArgument(CONNECTION_REQUIRED_MESSAGE);
   if (!isConnectionId(connectionId)) throw invalidArgument(CONNECTION_INVALID_MESSAGE);
   const connection = await store.findConnection(connectionId);
-  if (!connection || !connection.active || connection.accountId !== key.accountId) {
+  if (!connection?.active || connection.accountId !== key.accountId) {
     throw invalidArgument(CONNECTION_INVALID_MESSAGE);
   }
   return { accountId: key.accountId, connectionId };

@@ -146,7 +146,7 @@ export class SyncService {
         return planSync({ previous, cache, ownedElsewhere, current });
       });
       await inSpan("apply", () =>
-        unit.apply(listId, plan, current, {
+        unit.apply(listId, plan, {
           listId,
           startedAt,
           finishedAt: this.now(),

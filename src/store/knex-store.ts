@@ -297,7 +297,7 @@ class KnexSyncUnit implements SyncUnit {
     return owned;
   }
 
-  async apply(listId: string, plan: SyncPlan, _current: readonly MediaItem[], run: SyncRunRecord): Promise<void> {
+  async apply(listId: string, plan: SyncPlan, run: SyncRunRecord): Promise<void> {
     const { trx, connectionId } = this;
     this.members = null;
     const now = run.finishedAt.getTime();

@@ -1,4 +1,3 @@
-import type { MediaItem } from "../domain/media";
 import type { BaselineMember, CacheEntryView, SyncCounters, SyncPlan } from "../domain/planner";
 
 /**
@@ -51,7 +50,7 @@ export interface SyncUnit {
   /** Those of `mediaIds` that a cached list other than `listId` owns. */
   loadOwnedElsewhere(listId: string, mediaIds: readonly number[]): Promise<Set<number>>;
   /** Writes entries, queued work, B(L) := current and the run record. */
-  apply(listId: string, plan: SyncPlan, current: readonly MediaItem[], run: SyncRunRecord): Promise<void>;
+  apply(listId: string, plan: SyncPlan, run: SyncRunRecord): Promise<void>;
 }
 
 export interface SyncStore {

@@ -126,6 +126,13 @@ forEachDatabase((db) => {
       error: CONNECTION_INVALID,
     },
     {
+      name: "another account's key naming this connection",
+      apiKey: () => foreignKey,
+      http: 400,
+      grpc: GrpcStatus.INVALID_ARGUMENT,
+      error: CONNECTION_INVALID,
+    },
+    {
       name: "disabled connection",
       connection: "conn_off",
       http: 400,

@@ -14,6 +14,7 @@ import { GRPC_MAX_METADATA_BYTES, GRPC_MAX_RECEIVE_BYTES } from "../../src/trans
 import { MAX_BODY_BYTES } from "../../src/transport/http/io";
 import { HTTP_LIMITS } from "../../src/transport/http/server";
 import { createTestDatabase, DATABASE_KINDS, type TestDatabase } from "../support/databases";
+import { EXPECTED_TABLES } from "../support/expect";
 import { GrpcSyncClient, type Stack, startStack } from "../support/stack";
 import { INJECTIONS, type State, stateOf } from "./support";
 
@@ -487,16 +488,7 @@ describe("hardening: bad input (property tests)", function () {
       expect((await fetch(`${stack.httpUrl}/healthz`)).status).to.equal(200);
       expect((await fetch(`${stack.httpUrl}/readyz`)).status).to.equal(200);
       // Every table is still there.
-      for (const table of [
-        "accounts",
-        "api_keys",
-        "connections",
-        "cache_entries",
-        "list_syncs",
-        "list_baseline_items",
-        "sync_runs",
-        "work_queue",
-      ]) {
+      for (const table of EXPECTED_TABLES) {
         expect(await db.knex.schema.hasTable(table), table).to.equal(true);
       }
     });

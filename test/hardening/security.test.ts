@@ -5,6 +5,7 @@ import { status as GrpcStatus, Metadata, type ServiceError } from "@grpc/grpc-js
 import { expect } from "chai";
 import { CONNECTION_INVALID_MESSAGE, isConnectionId } from "../../src/domain/ids";
 import { forEachDatabase } from "../support/databases";
+import { EXPECTED_TABLES } from "../support/expect";
 import { GrpcSyncClient, restSync, type Stack, startStack, UPSTREAM_KEY } from "../support/stack";
 import { INJECTIONS, scenario, stateOf } from "./support";
 
@@ -15,16 +16,6 @@ import { INJECTIONS, scenario, stateOf } from "./support";
  * (Traces are checked in traces.test.ts, on a real `serve` process exporting OTLP.)
  */
 
-const TABLES = [
-  "accounts",
-  "api_keys",
-  "connections",
-  "cache_entries",
-  "list_syncs",
-  "list_baseline_items",
-  "sync_runs",
-  "work_queue",
-];
 const L = "7301";
 
 describe("hardening: security", function () {
@@ -173,7 +164,7 @@ describe("hardening: security", function () {
       const secret = fresh.token.slice(-43);
       const row = await db.knex("api_keys").where({ id: fresh.id }).first();
       expect(row.secret_hash).to.equal(createHash("sha256").update(secret).digest("hex"));
-      for (const table of TABLES) {
+      for (const table of EXPECTED_TABLES) {
         const rows = await db.knex(table).select("*");
         const text = JSON.stringify(rows);
         for (const token of [fresh.token, keyA.token, keyB.token]) {
@@ -225,7 +216,7 @@ describe("hardening: security", function () {
         const counts = async () =>
           Object.fromEntries(
             await Promise.all(
-              TABLES.map(async (t) => [t, Number((await db.knex(t).count({ n: "*" }).first())?.n)] as const),
+              EXPECTED_TABLES.map(async (t) => [t, Number((await db.knex(t).count({ n: "*" }).first())?.n)] as const),
             ),
           );
         const before = await counts();

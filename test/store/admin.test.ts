@@ -1,17 +1,7 @@
 import { expect } from "chai";
-import { SyncError } from "../../src/domain/errors";
 import { parseApiKey, secretMatches } from "../../src/service/api-keys";
 import { forEachDatabase } from "../support/databases";
-
-async function rejection(promise: Promise<unknown>): Promise<SyncError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).to.be.instanceOf(SyncError);
-    return err as SyncError;
-  }
-  throw new Error("expected a rejection");
-}
+import { rejection } from "../support/expect";
 
 describe("admin store and credential lookups", () => {
   forEachDatabase((db) => {

@@ -8,6 +8,7 @@ import { planSync } from "../../src/domain/planner";
 import { createKnex } from "../../src/store/db";
 import { classifyDbError, isRetryableDbError, KnexStore } from "../../src/store/knex-store";
 import { forEachDatabase } from "../support/databases";
+import { rejection } from "../support/expect";
 import { mediaItems, syncWithStore } from "../support/sync";
 
 function gate(): { promise: Promise<void>; open(): void } {
@@ -19,16 +20,6 @@ function gate(): { promise: Promise<void>; open(): void } {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function rejection(promise: Promise<unknown>): Promise<SyncError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).to.be.instanceOf(SyncError);
-    return err as SyncError;
-  }
-  throw new Error("expected a rejection");
-}
 
 /** Another process that holds the connection's lock for `holdMs`; resolves when it holds it. */
 async function lockInOtherProcess(url: string, connectionId: string, holdMs: number) {
@@ -111,7 +102,7 @@ describe("KnexStore.withConnectionLock", () => {
             ownedElsewhere: new Set(),
             current,
           });
-          await unit.apply("100", plan, current, {
+          await unit.apply("100", plan, {
             listId: "100",
             startedAt: new Date(1_500),
             finishedAt: new Date(2_000),

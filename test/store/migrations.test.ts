@@ -2,17 +2,7 @@ import { expect } from "chai";
 import { createKnex, describeDatabaseUrl } from "../../src/store/db";
 import { MIGRATION_NAMES, migrateLatest, migrationStatus } from "../../src/store/migrations";
 import { forEachDatabase } from "../support/databases";
-
-const TABLES = [
-  "accounts",
-  "api_keys",
-  "connections",
-  "cache_entries",
-  "list_syncs",
-  "list_baseline_items",
-  "sync_runs",
-  "work_queue",
-];
+import { EXPECTED_TABLES } from "../support/expect";
 
 describe("store migrations", () => {
   forEachDatabase(
@@ -25,7 +15,7 @@ describe("store migrations", () => {
 
       it("migrates from scratch, then is idempotent and current", async () => {
         expect(await migrateLatest(db.knex)).to.deep.equal(["001_initial"]);
-        for (const table of TABLES) expect(await db.knex.schema.hasTable(table), table).to.equal(true);
+        for (const table of EXPECTED_TABLES) expect(await db.knex.schema.hasTable(table), table).to.equal(true);
         expect(await migrateLatest(db.knex)).to.deep.equal([]);
         expect(await migrationStatus(db.knex)).to.deep.equal({
           current: true,

@@ -123,6 +123,12 @@ const GrpcClient = makeGenericClientConstructor(
   "VaultPlusLists",
 );
 
+type UnaryCall = (
+  listId: string,
+  metadata: Metadata,
+  callback: (err: ServiceError | null, res?: SyncListResponse) => void,
+) => void;
+
 /** A real grpc-js client over a socket. */
 export class GrpcSyncClient {
   private readonly client: InstanceType<typeof GrpcClient>;
@@ -135,12 +141,8 @@ export class GrpcSyncClient {
     const md = new Metadata();
     for (const [k, v] of Object.entries(metadata)) md.set(k, v);
     return new Promise((resolve, reject) => {
-      (this.client as unknown as Record<string, Function>).syncList!.call(
-        this.client,
-        listId,
-        md,
-        (err: ServiceError | null, res: SyncListResponse) => (err ? reject(err) : resolve(res)),
-      );
+      const call = (this.client as unknown as { syncList: UnaryCall }).syncList.bind(this.client);
+      call(listId, md, (err, res) => (err ? reject(err) : resolve(res as SyncListResponse)));
     });
   }
 

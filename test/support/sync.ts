@@ -41,7 +41,7 @@ export async function syncWithStore(
     const ownedElsewhere = await unit.loadOwnedElsewhere(listId, removalCandidates(previous, new Set(ids)));
     const plan = planSync({ previous, cache, ownedElsewhere, current });
     if (options.inspect?.(plan) === false) return plan.counters;
-    await unit.apply(listId, plan, current, {
+    await unit.apply(listId, plan, {
       listId,
       startedAt: new Date(at.getTime() - 5),
       finishedAt: at,
