@@ -9,6 +9,7 @@ import {
   removalCandidates,
   type SyncPlan,
 } from "../../src/domain/planner";
+import { plannedItem } from "../support/sync";
 
 /**
  * Invariants of SPEC §3 over random worlds: a small id space so lists, caches and
@@ -20,21 +21,9 @@ import {
 const ids = fc.integer({ min: 1, max: 30 });
 const fingerprints = fc.constantFrom("a", "b", "c");
 
-const itemArb: fc.Arbitrary<MediaItem> = fc.record({ id: ids, fp: fingerprints }).map(({ id, fp }) => ({
-  id,
-  fingerprint: fp,
-  metadata: {
-    type: "photo",
-    convertedToVideo: false,
-    isReady: true,
-    hasError: false,
-    canView: true,
-    createdAt: "2026-01-01T00:00:00Z",
-    duration: null,
-    hasCustomPreview: false,
-    files: {},
-  },
-}));
+const itemArb: fc.Arbitrary<MediaItem> = fc
+  .record({ id: ids, fp: fingerprints })
+  .map(({ id, fp }) => plannedItem(id, fp));
 
 const entryArb: fc.Arbitrary<CacheEntryView> = fc.record({
   fingerprint: fingerprints,

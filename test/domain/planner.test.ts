@@ -7,25 +7,12 @@ import {
   type PlanInput,
   planSync,
 } from "../../src/domain/planner";
+import { plannedItem } from "../support/sync";
 
 const T0 = new Date("2026-01-01T00:00:00Z");
 
 function item(id: number, fp = `fp${id}`): MediaItem {
-  return {
-    id,
-    fingerprint: fp,
-    metadata: {
-      type: "photo",
-      convertedToVideo: false,
-      isReady: true,
-      hasError: false,
-      canView: true,
-      createdAt: "2026-01-01T00:00:00Z",
-      duration: null,
-      hasCustomPreview: false,
-      files: {},
-    },
-  };
+  return plannedItem(id, fp);
 }
 
 function entry(fp: string, state: EntryState = "stored", metadataVersion = METADATA_VERSION): CacheEntryView {

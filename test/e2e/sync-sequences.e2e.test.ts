@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { type AccessApiMedia, generateItems } from "../../src/simulator/access-api";
 import type { StoreSnapshot } from "../../src/store/admin";
 import { forEachDatabase } from "../support/databases";
+import { responseJson } from "../support/responses";
 import { createTenant, GrpcSyncClient, restSync, type Stack, startStack } from "../support/stack";
 
 /**
@@ -50,16 +51,7 @@ forEachDatabase((db) => {
   };
   const viaGrpc = async (listId: string) => {
     const res = await grpc.sync(listId, metadata);
-    return {
-      synced: res.synced,
-      listId: res.listId,
-      seen: res.seen,
-      addedItems: res.addedItems,
-      updatedItems: res.updatedItems,
-      removedItems: res.removedItems,
-      unchangedItems: res.unchangedItems,
-      adoptedItems: res.adoptedItems,
-    };
+    return responseJson(res);
   };
   const snapshot = async (): Promise<Omit<StoreSnapshot, "runs">> => {
     const { runs: _runs, ...rest } = await db.admin.snapshot(CONN);

@@ -1,4 +1,4 @@
-import { type MediaItem, toMediaItem, type UpstreamMedia } from "../../src/domain/media";
+import { type MediaItem, toMediaItem, toMetadata, type UpstreamMedia } from "../../src/domain/media";
 import { planSync, removalCandidates, type SyncCounters, type SyncPlan } from "../../src/domain/planner";
 import type { SyncStore } from "../../src/store/types";
 
@@ -16,6 +16,11 @@ export function upstreamMedia(id: number, variant = 0): UpstreamMedia {
       full: { url: `https://cdn.example/${id}?sig=${Math.random()}`, width: 1000 + variant, height: 800, size: 12345 },
     },
   };
+}
+
+/** A current-list item with a chosen fingerprint, for planner tests that reason in fingerprints. */
+export function plannedItem(id: number, fingerprint: string): MediaItem {
+  return { id, fingerprint, metadata: toMetadata(upstreamMedia(id)) };
 }
 
 export function mediaItems(ids: readonly number[], variants: Readonly<Record<number, number>> = {}): MediaItem[] {
