@@ -160,9 +160,9 @@ export interface ServeProcess {
 }
 
 /** `vaultplus serve` as its own process (bin/vaultplus.js), for multi-process tests. */
-export async function spawnServe(env: Record<string, string>): Promise<ServeProcess> {
+export async function spawnServe(env: Record<string, string>, args: string[] = []): Promise<ServeProcess> {
   const bin = join(__dirname, "..", "..", "..", "bin", "vaultplus.js");
-  const child = spawn(process.execPath, [bin, "serve"], {
+  const child = spawn(process.execPath, [bin, "serve", ...args], {
     env: {
       ...process.env,
       VAULTPLUS_HTTP_PORT: "0",
