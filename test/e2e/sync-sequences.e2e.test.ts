@@ -4,6 +4,7 @@ import type { StoreSnapshot } from "../../src/store/admin";
 import { forEachDatabase } from "../support/databases";
 import { responseJson } from "../support/responses";
 import { createTenant, GrpcSyncClient, restSync, type Stack, startStack } from "../support/stack";
+import { counters } from "../support/sync";
 
 /**
  * SPEC §3 end to end: every row of the table and its sequences, through a real grpc-js
@@ -16,10 +17,6 @@ const CONN = "conn_seq";
 function changed(item: AccessApiMedia): AccessApiMedia {
   const full = item.files?.full ?? { url: "https://x.invalid/f" };
   return { ...item, files: { ...item.files, full: { ...full, size: (full.size ?? 0) + 1 } } };
-}
-
-function counters(partial: Record<string, number>) {
-  return { seen: 0, addedItems: 0, updatedItems: 0, removedItems: 0, unchangedItems: 0, adoptedItems: 0, ...partial };
 }
 
 forEachDatabase((db) => {
